@@ -3,7 +3,8 @@
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R and threads per rank); a larger
 [training].epochs extends a finished run (the same epochs: "nothing to do", its files left as they are, but for a
-missing or damaged model.pt or model.pt.json, written again from the network in checkpoint.pt, and a missing or
+model.pt or model.pt.json missing, damaged or not the network in checkpoint.pt (`hpcflow.nn.job.model_fault`),
+written again from that network, and a missing or
 damaged nn.h5 (also one without a dataset or attribute the run writes, or not what the run of checkpoint.pt wrote:
 `hpcflow.nn.h5schema.fault`), for which what follows the training is redone from checkpoint.pt, also where a
 width-sweep or kernel-flow network diverged after it, which it does again); any other change of the job is refused
@@ -83,8 +84,8 @@ def _command(args, comm) -> int:
                 from hpcflow.errors import NumericalStop
 
                 raise NumericalStop(said)
-            # a finished run's network is whole in its checkpoint: a missing or damaged model.pt is written again
-            why = refuse_together(lambda: module.model_fault(outdir), comm)
+            # a finished run's network is whole in its checkpoint: a model.pt not that network is written again
+            why = refuse_together(lambda: module.model_fault(outdir, resume, cfg), comm)
             if why is not None:
                 module.restore_model(cfg, resume, outdir, comm=comm)
             if comm.Get_rank() == 0:

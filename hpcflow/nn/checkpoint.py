@@ -185,6 +185,8 @@ def _state_fault(state, want: dict) -> str | None:
         if not torch.is_tensor(t) or t.shape != ref.shape:
             got = f"of shape {tuple(t.shape)}" if torch.is_tensor(t) else f"a {type(t).__name__}"
             return f"{k} is {got}, the network's is of shape {tuple(ref.shape)}"
+        if t.dtype != ref.dtype:  # loaded as it is, not converted to the dtype the network was saved in
+            return f"{k} is {_layout(t)}, not of the network's dtype {str(ref.dtype).removeprefix('torch.')}"
     return None
 
 

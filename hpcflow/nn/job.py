@@ -390,24 +390,73 @@ def _one_point_batches(state: dict, n_train: int, batch_size: int) -> bool:
     return old != new and step == epoch * old + pos and (step != epoch * new + pos or pos >= new)
 
 
-def model_fault(outdir: str) -> str | None:
+def model_fault(outdir: str, state: dict | None = None, cfg: dict | None = None) -> str | None:
     """Why DIR/model.pt and model.pt.json of a finished run cannot be used, in a few words: either is missing or
-    cannot be read through, or an entry of model.pt fails its CRC-32 (damaged); None when they load. A file that is
-    not a regular readable one (a directory, no read permission) is refused as `checkpoint.load_model` says
-    (InputFileError): rewriting would not mend it."""
+    cannot be read through, or an entry of model.pt fails its CRC-32 (damaged), or, given its checkpoint `state` and
+    job `cfg`, they are not the network the run saved there (train.model: its tensors' names, dtypes, shapes and
+    bits; the network's config); None when they load and are that network. A file that is not a regular readable one
+    (a directory, no read permission) is refused as `checkpoint.load_model` says (InputFileError): rewriting would
+    not mend it."""
     from hpcflow.nn.checkpoint import load_model
 
     path = os.path.join(outdir, "model.pt")
     missing = [os.path.basename(p) for p in (path, path + ".json") if not os.path.lexists(p)]
     if missing:
         return f"{' and '.join(missing)} missing"
+    saved = None if state is None else state["train"]["model"]
+    other = None if saved is None else _other_network(path, saved, values=False)  # (load_model refuses it)
+    if other is not None:
+        return other
     try:
-        load_model(path)
+        net = load_model(path)
     except InputFileError:
         if not all(os.path.isfile(p) and os.access(p, os.R_OK) for p in (path, path + ".json")):
             raise
         return "model.pt or model.pt.json damaged"
+    if saved is None:
+        return None
+    other = _other_network(path, saved, values=True)
+    if other is None and cfg is not None and _config_text(net.config) != _config_text(
+            checkpoint_layout(cfg)["network"].config):
+        other = "model.pt.json is not the config of the run's network"
+    return other
+
+
+def _config_text(config: dict) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def _other_network(path: str, saved: dict, *, values: bool) -> str | None:
+    """Why the tensors of model.pt `path` are not `saved` (a checkpoint's train.model), in a few words: other names,
+    a dtype or shape (and, `values`, other bits) than the network the run saved; None when they are those (or model.pt
+    cannot be read: `checkpoint.load_model` says why)."""
+    import torch
+
+    from hpcflow.nn.checkpoint import _layout
+
+    try:
+        got = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - unreadable: load_model's refusal says why
+        return None
+    if not isinstance(got, dict):
+        return None
+    said = "model.pt is not the network of checkpoint.pt's train.model"
+    if sorted(got) != sorted(saved):
+        return f"{said} (tensors {sorted(got)}, not {sorted(saved)})"
+    for k, want in saved.items():
+        t = got[k]
+        if not torch.is_tensor(t):
+            return None
+        if t.dtype != want.dtype or t.shape != want.shape:
+            return f"{said} ({k}: {_layout(t)}, not {_layout(want)})"
+        if values and _bits(t) != _bits(want):
+            return f"{said} ({k}: other values)"
     return None
+
+
+def _bits(t) -> bytes:
+    """The bytes of tensor `t`'s values (bitwise: -0.0 and 0.0, or two NaNs of other payloads, differ)."""
+    return t.detach().cpu().contiguous().numpy().tobytes()
 
 
 def restore_model(cfg: dict, state: dict, outdir: str, *, comm=None) -> None:
