@@ -318,5 +318,6 @@ def register(sub) -> None:
                       set_examples=("training.epochs=100", "width_sweep.lr=none"))
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint.pt ([training].epochs may grow; [checkpoint], "
-                        "[training].threads and check_replicas and [job].description may change; nothing else may)")
+                        "[training].threads and check_replicas, [geometry].max_batches and [job].description may "
+                        "change; nothing else may)")
     p.set_defaults(func=run, resumed_by="nn")  # the command its stop line names (hpcflow.cli)

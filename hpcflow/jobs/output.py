@@ -765,9 +765,10 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
                          "run); run without --resume")
 
 
-#: a checkpoint among a job kind's outputs -> the key whose larger value extends its finished run, and how
-EXTENDS = {"checkpoint.h5": ("[flow].steps", "--resume"),
-           "checkpoint.pt": ("[training].epochs", "'hpcflow nn --resume'")}
+#: a checkpoint among a job kind's outputs -> the module whose RESUMABLE_SAID names what a --resume may change (the
+#: key whose larger value extends its finished run first: the resume's own list, imported when said), and how
+EXTENDS = {"checkpoint.h5": ("hpcflow.checkpoint", "--resume"),
+           "checkpoint.pt": ("hpcflow.nn.job", "'hpcflow nn --resume'")}
 
 
 def _not_empty(path: str, results: list, outputs=()) -> str:
@@ -778,10 +779,12 @@ def _not_empty(path: str, results: list, outputs=()) -> str:
     if own:
         extend = extendable(path, outputs)
         if extend:
+            import importlib
+
+            said = importlib.import_module(extend[0]).RESUMABLE_SAID
             return (f"--out {path} already holds results ({own[0]}); choose another --out, pass --force to overwrite "
-                    f"them, or, where this job differs from that finished run's only in {extend[0]}, [checkpoint] or "
-                    "[job].description, "
-                    f"extend it with {extend[1]}")
+                    f"them, or, where this job differs from that finished run's only in {said}, extend it with "
+                    f"{extend[1]}")
         return f"--out {path} already holds results ({own[0]}); choose another --out or pass --force to overwrite them"
     first, more = sorted(results)[0], len(results) - 1
     others = f" and {more} more entr{'y' if more == 1 else 'ies'}" if more else ""
@@ -790,9 +793,9 @@ def _not_empty(path: str, results: list, outputs=()) -> str:
 
 
 def extendable(path, outputs=()) -> tuple | None:
-    """(key, how) of `EXTENDS` when directory `path` holds a finished run (summary.json's status "finished", no
+    """(module, how) of `EXTENDS` when directory `path` holds a finished run (summary.json's status "finished", no
     early stop: `stopped` empty) beside the checkpoint that `outputs` (a job kind's) name, which --resume extends when
-    the job differs only in that key, [checkpoint] or [job].description; else None."""
+    the job differs only in what that module's RESUMABLE_SAID names; else None."""
     for name in outputs:
         if name in EXTENDS and os.path.isfile(os.path.join(path, name)):
             summary = read_summary(path)
