@@ -572,6 +572,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         if resume is not None and root:
             _threads_note(resume, ctx["threads"], log_prefix, job_threads=cfg["training"]["threads"])
+            _ranks_note(resume, c.Get_size(), log_prefix)
             _code_note(resume, log_prefix)
         base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
                 "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
@@ -626,6 +627,23 @@ def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX, *, job_t
                         setting="--set training.threads" if job_threads else "HPCFLOW_THREADS")
     if note:
         print(note, file=sys.stderr)
+
+
+def _ranks_note(resume: dict, ranks: int, prefix: str = LOG_PREFIX) -> None:
+    """One line on stderr when this leg runs at another rank count than the last leg of checkpoint `resume` (its
+    legs[].ranks; nothing where it is not recorded): the gradients' and σ's sums over the ranks' shards then round
+    otherwise, so the run equals the uninterrupted one to rounding only, not bit for bit; the fix named is that leg's
+    rank count."""
+    from hpcflow.nn.checkpoint import earlier_legs
+
+    legs = earlier_legs(resume)
+    before = legs[-1].get("ranks") if legs else None
+    if not isinstance(before, int) or isinstance(before, bool) or before == ranks:
+        return
+    print(f"{prefix} note: {_counted(ranks, 'rank', 'ranks')}, where the checkpoint's last leg ran {before}: the run "
+          "continues equal to the uninterrupted one to rounding (the sums over the ranks' shards round otherwise), "
+          f"not bit for bit ({_counted(before, 'rank', 'ranks')}, as that leg ran, resumes it bit for bit)",
+          file=sys.stderr)
 
 
 def _code_note(resume: dict, prefix: str = LOG_PREFIX) -> None:
