@@ -105,3 +105,32 @@ def test_resume_keeps_a_model_that_is_the_checkpoints(finished, tmp_path, capsys
     assert main(["nn", job, "--out", str(run), "--resume"]) == 0
     assert "again from checkpoint.pt" not in capsys.readouterr().out
     assert (run / "model.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["float32 history", "other history"])
+def test_resume_that_rewrites_nn_h5_names_it_and_why_and_trains_nothing(finished, tmp_path, capsys, damage):
+    """A finished run whose nn.h5 holds history/sigma_val as float32, or a value other than checkpoint.pt's: the
+    resume says in one line that nn.h5 is rewritten and why (the dataset named), and says no "resuming after epoch
+    4 (+0 batches) of 4", which read as if training went on: it says that nothing is left to train."""
+    import h5py
+    import numpy as np
+
+    job, done = finished
+    run = _copy(done, tmp_path / "run")
+    with h5py.File(run / "nn.h5", "a") as f:
+        v = f["history/sigma_val"][:]
+        del f["history/sigma_val"]
+        if damage == "float32 history":
+            f["history/sigma_val"] = v.astype(np.float32)
+        else:
+            f["history/sigma_val"] = v + np.arange(len(v)) * 1e-3
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    said = [s for s in out.splitlines() if "nn.h5" in s]
+    assert len(said) == 1 and f"{run}: nn.h5 damaged in a finished run" in said[0], out
+    assert "history/sigma_val" in said[0] and ("float32" in said[0]) == (damage == "float32 history"), said
+    assert "resuming after" not in out and "nothing to train" in out, out
+    with h5py.File(run / "nn.h5") as f, h5py.File(done / "nn.h5") as g:
+        assert f["history/sigma_val"].dtype == np.float64
+        np.testing.assert_array_equal(f["history/sigma_val"][:], g["history/sigma_val"][:])

@@ -987,7 +987,11 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
             raise InputFileError(f"{os.path.join(outdir, CHECKPOINT)}: does not fit this job's network "
                                  f"({' '.join(str(exc).split())[:200]}); the checkpoint is damaged") from None
-        say(f"resuming after epoch {trainer.epoch} (+{trainer.pos} batches) of {tc.epochs}")
+        if trainer.epoch >= tc.epochs and not trainer.pos:  # (a finished run's missing nn.h5, a post-training stop)
+            say(f"training done in checkpoint.pt ({_counted(trainer.epoch, 'epoch', 'epochs')} of {tc.epochs}): "
+                "nothing to train; redoing from it what follows the training")
+        else:
+            say(f"resuming after epoch {trainer.epoch} (+{trainer.pos} batches) of {tc.epochs}")
     stops = ctx.get("stops")
     if stops is not None:  # a request before training (sampling, the NTK points) stops at its first boundary
         trainer.signalled = trainer.signalled or stops.signalled
