@@ -1595,6 +1595,15 @@ def refuse_unrecorded(out: str, study_name: str, names: list, storage) -> None:
                           f"would write over them; {fix} (study.json is written again), or choose another --out")
 
 
+def sampler_seed(seed: int, creator: bool) -> int:
+    """The seed of a worker's sampler. The worker that creates the study seeds it from [tune].seed alone, so that a
+    new study run by one worker samples the same parameters for the same seed; a worker that joins an existing study
+    (a concurrent worker, a later run continuing it) mixes in its pid and host, so that concurrent workers draw
+    different parameters. The points of every trial depend on [tune].seed and its number only (`trial_seeds`)."""
+    key = [seed] if creator else [seed, os.getpid(), zlib.crc32(socket.gethostname().encode())]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
 def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True, log=print):
     """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered.
 
@@ -1620,18 +1629,21 @@ def _open_study(job: TuneJob, out: str, store, *, storage, study_name: str, exis
     from hpcflow.jobs.output import write_json
 
     tune = job.tune
-    # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
-    seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
-               .generate_state(1)[0])
-    sampler, pruner = make_sampler(tune["sampler"], seed), make_pruner(tune)
+    pruner = make_pruner(tune)
     exists = study_name in optuna.study.get_all_study_names(store)
     if exists and not existing_ok:
         raise StorageError(f"study {study_name!r} exists in the storage; pass another --study")
-    if exists:
-        study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler, pruner=pruner)
-    else:
-        study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
-                                    sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
+    study = None
+    if not exists:
+        try:  # the worker that creates the study seeds its sampler from [tune].seed alone (`sampler_seed`)
+            study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
+                                        sampler=make_sampler(tune["sampler"], sampler_seed(tune["seed"], True)),
+                                        pruner=pruner)
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
+            pass
+    if study is None:
+        study = optuna.load_study(study_name=study_name, storage=store, pruner=pruner,
+                                  sampler=make_sampler(tune["sampler"], sampler_seed(tune["seed"], False)))
     record = check_record(study, job, study_name)
     job.study_overrides = list(record.get("overrides", job.overrides))  # what every trial's summary.json records
     os.makedirs(out, exist_ok=True)
