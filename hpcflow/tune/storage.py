@@ -180,6 +180,10 @@ def check_storage_form(url: str) -> None:
         raise StorageError(f"--storage {url} is not a well-formed SQLite URL (SQLAlchemy's is sqlite:/// and the "
                            f"file's path, sqlite:////ABS for an absolute one); pass --storage {base}{plus}{driver}:///"
                            f"{rest}")
+    if _in_memory(url):
+        raise StorageError(f"--storage {masked(url)} names an in-memory database, which ends with this worker (no "
+                           "other worker sees it, and the study could never be continued); pass --storage "
+                           "sqlite:///NAME.db (a file in the working directory; sqlite:////ABS for an absolute path)")
     if base.lower() in KNOWN_SCHEMES and base != base.lower():
         raise StorageError(f"--storage {masked(url)}: SQLAlchemy's database schemes are lower case; pass --storage "
                            f"{masked(base.lower() + plus + driver + '://' + rest)}")
@@ -192,6 +196,21 @@ def check_storage_form(url: str) -> None:
     if close:
         raise StorageError(f"--storage {masked(url)}: unknown storage scheme {base!r}; did you mean "
                            f"{masked(close[0] + plus + driver + '://' + rest)}?")
+
+
+def _in_memory(url: str) -> bool:
+    """Whether `url` is an SQLite URL that SQLAlchemy opens as an in-memory database (sqlite:///:memory:, SQLite's
+    file: URI with mode=memory)."""
+    if not url.startswith("sqlite"):
+        return False
+    from sqlalchemy.engine import make_url
+
+    try:
+        if make_url(url).get_backend_name() != "sqlite":
+            return False
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: refused where it is opened
+        return False
+    return sqlite_path(url) is None
 
 
 def _sqlite_name(path: str) -> bool:
@@ -1074,6 +1093,8 @@ def _holds_tables(url: str) -> bool:
             if not is_sqlite_file(db) and os.path.getsize(db) and journal_problem(db) is None:
                 raise StorageError(f"--storage {masked(url)}: {db} is an Optuna journal file, not an SQLite database; "
                                    f"pass it as a path, --storage {db}")
+            if not is_sqlite_file(db) and os.path.getsize(db):
+                raise StorageError(f"--storage {masked(url)}: {db} is not an SQLite database; pass another --storage")
             refused = file_refusal(db)
             if refused is not None:
                 raise StorageError(f"--storage {masked(url)}: database file {db}: {not_writable(refused)}")
