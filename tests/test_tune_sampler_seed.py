@@ -13,28 +13,13 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from jobtexts import GAUSSIAN_KERNEL  # tests/ is on sys.path
+from test_tune_records import JOB as RANDOM_JOB  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-JOB = """
-[job]
-kind = "flow"
-[geometry]
-n_train = 60
-n_test = 60
-""" + GAUSSIAN_KERNEL + """[flow]
-dt = 1.0
-steps = 3
-loss = "ultralocal"
-[tune]
-sampler = "tpe"
-seed = 0
-pruner = "none"
-[tune.space]
-"flow.dt" = {low = 0.01, high = 3.0, log = true}
-"kernel.width" = {low = 0.01, high = 1.0, log = true}
-"""
+#: a TPE search of two settings (its first trials are drawn at random from the sampler's seed)
+JOB = RANDOM_JOB.replace('sampler = "random"', 'sampler = "tpe"') + \
+    '"kernel.width" = {low = 0.01, high = 1.0, log = true}\n'
 
 
 def _tune(tmp_path, out: str, *extra) -> list[dict]:

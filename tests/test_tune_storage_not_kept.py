@@ -11,27 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobtexts import GAUSSIAN_KERNEL  # tests/ is on sys.path
+from test_tune_records import JOB  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-JOB = """
-[job]
-kind = "flow"
-[geometry]
-n_train = 60
-n_test = 60
-""" + GAUSSIAN_KERNEL + """[flow]
-dt = 1.0
-steps = 3
-loss = "ultralocal"
-[tune]
-sampler = "random"
-seed = 0
-pruner = "none"
-[tune.space]
-"flow.dt" = {low = 0.01, high = 3.0, log = true}
-"""
 
 
 def _tune(tmp_path, storage: str):
