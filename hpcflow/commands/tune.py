@@ -37,7 +37,7 @@ def run(args) -> int:
     from hpcflow.tune.space import params_text
 
     b = result["best"]
-    print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g}, params {params_text(b['params'])}; wrote "
+    print(f"hpcflow tune: best trial {b['number']}: value {b['value_text']}, params {params_text(b['params'])}; wrote "
           f"{result['best_toml']}")
     return 0
 

@@ -1197,12 +1197,17 @@ def run_dir_of(trial, out: str) -> str | None:
     return here
 
 
+def shown_value(t, trials) -> str:
+    """Trial `t`'s value as the per-trial lines, the closing line and best.toml show it: 4 significant digits, more
+    where another of the study's `trials` has a different value that would read the same (`spaces.value_text`)."""
+    return spaces.value_text(t.value, [o.value for o in trials if o.number != t.number and o.value is not None])
+
+
 def _trial_line(study, number, out) -> str:
     t = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if t is None:
         return "hpcflow tune: no trial ran"
-    others = [o.value for o in study.get_trials(deepcopy=False) if o.number != t.number and o.value is not None]
-    value = "" if t.value is None else f" value={spaces.value_text(t.value, others)}"  # 4 digits, or to tell apart
+    value = "" if t.value is None else f" value={shown_value(t, study.get_trials(deepcopy=False))}"
     if objectives.infeasible(t.user_attrs):
         value = f" ({objectives.infeasible(t.user_attrs)})"
     params = " ".join(f"{k}={spaces.float_text(v) if isinstance(v, float) else v}" for k, v in t.params.items())
@@ -1778,7 +1783,7 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
         rerun = (f"its run directory {best.user_attrs.get('run_dir')} of {best.user_attrs.get('study_dir')} is not "
                  f"found from here; the trial's point seeds were {seeds}")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
-              f"{job.tune['objective']} = {best.value:.6g}\n({rerun}).\n"
+              f"{job.tune['objective']} = {shown_value(best, study.get_trials(deepcopy=False))}\n({rerun}).\n"
               f"Run: {command_of(data)} {shell_line([path, '--out', best_out(out)])}")
     write_text(path, dumps(data, header=header))
     return path, best
@@ -1928,4 +1933,5 @@ def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict
     best_toml, best = write_best(study, job, out, study_name, comm=comm)
     return {"study": study_name, "counts": counts, "over_cap": over_cap, "diverged": diverged, "interrupted": gone,
             "best_toml": best_toml,
-            "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params}}
+            "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
+                                               "value_text": shown_value(best, study.get_trials(deepcopy=False))}}
