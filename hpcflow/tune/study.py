@@ -1448,12 +1448,25 @@ def run_file(out: str) -> str | None:
     return next((name for name in all_run_files() if os.path.lexists(os.path.join(out, name))), None)
 
 
+def refuse_unwritable_study(out: str) -> None:
+    """Refuse (OutputPathError) a study directory (it holds study.json or trials/) in which no file can be created
+    (its permissions, chattr +i, a read-only mount): the fix is to make it writable, as another --out would start
+    another study."""
+    if not os.path.isdir(out) or not any(os.path.lexists(os.path.join(out, name)) for name in ("study.json", "trials")):
+        return
+    refused = dir_refusal(out)
+    if refused is not None:
+        raise OutputPathError(f"--out {out} is a study directory that is not writable ({refused_reason(refused)}), so "
+                              f"no trial could be recorded there; {make_writable(refused)}, then run the same command")
+
+
 def check_options(out, storage, study_name) -> None:
     """Refuse an --out that cannot be a directory to write into (`writable_dir`: empty, a pseudo file system, a
     file, not writable or not creatable), an empty --storage or --study, a --study with a control character and a
     bad SLURM_RESTART_COUNT (one line)."""
     from hpcflow.jobs.output import writable_dir
 
+    refuse_unwritable_study(out)
     writable_dir(out)
     slurm_worker()  # a SLURM_RESTART_COUNT that is not a count
     for flag, value in (("--storage", storage), ("--study", study_name)):
