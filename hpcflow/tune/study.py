@@ -43,7 +43,7 @@ from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, LockAbandon
                                   masked, open_storage, recorded_storage, recover_stale, refused_reason,
                                   replace_refusal, requeue, same_storage, slurm_worker, sqlite_path, storage_file,
                                   storage_label, storage_option, storage_shown, storages_closed, lock_file_entry,
-                                  forget_stops)
+                                  forget_stops, retries_used)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -823,6 +823,8 @@ class Worker:
         if inactive:
             trial.set_user_attr("inactive", inactive)
         continues = continued(trial)
+        if continues is None:
+            self.say_retry(trial)
         seeds = trial_seeds(self.job.tune["seed"], trial.number) if continues is None else continues[1]
         rel = os.path.join("trials", f"{trial.number:04d}")
         run_dir = os.path.join(self.out, rel)
@@ -840,6 +842,21 @@ class Worker:
             resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir,
                                                                trial.user_attrs.get(CONTINUED_FAILURE))
             return self._run(trial, params, seeds, rel, run_dir, resume=resume)
+
+    def say_retry(self, trial) -> None:
+        """One line where trial `trial` retries a failed trial (`budget.predecessor`) afresh: its number, why it
+        failed (user attribute `error` or `failure`) and, where [tune] retries counted it, which retry it is; the
+        parameters are the failed trial's, the points the retry's own (a continuation says `carry_over`'s line)."""
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        number = budget.predecessor(frozen)
+        if number is None:
+            return
+        old = next((t for t in self.study.get_trials(deepcopy=False) if t.number == number), None)
+        why = None if old is None else old.user_attrs.get("error") or old.user_attrs.get("failure")
+        attempt = retries_used(frozen)
+        count = f"; retry {attempt} of {self.job.tune['retries']}" if 0 < attempt <= self.job.tune["retries"] else ""
+        self.log(f"hpcflow tune: trial {trial.number} retries trial {number} ({why or 'failed'}{count}) with its "
+                 "parameters on new points")
 
     def carry_over(self, number: int, preempted: int, run_dir: str, failure: str | None = None) -> bool:
         """Copy the checkpoint of preempted trial `preempted` into trial `number`'s run directory `run_dir`, which
