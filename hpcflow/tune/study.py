@@ -985,6 +985,7 @@ class Worker:
     def run(self, n_trials: int) -> int:
         """Run this command's trials (`todo`) until the cap; return how many ran."""
         todo, ran = self.todo(n_trials), 0
+        self.started = False  # whether this command has drawn a trial or mended one's nn.h5 (`stop_if_requested`)
         forget_stops()  # (an earlier command's in this process)
         with signals_between_trials() as signalled:
             self.pending = signalled
@@ -997,6 +998,7 @@ class Worker:
                         self.capped_out = True
                         break
                     self.check_record()
+                    self.started = True
                     done = self._one()
                     ran += done
                     if done and self.current is not None:
@@ -1008,10 +1010,15 @@ class Worker:
 
     def stop_if_requested(self) -> None:
         """Raise Preempted (the worker stops before its next trial, exit status 4) when any rank holds a stop request
-        between trials (`stop_between_trials`: collective, the followers answer it in `_follow`)."""
-        if stop_between_trials(self.pending, self.comm):
-            raise Preempted("signal received between trials; the trials so far are recorded: run the same hpcflow "
-                            "tune command to continue the study")
+        between trials (`stop_between_trials`: collective, the followers answer it in `_follow`); one received
+        before this command drew its first trial is said as such."""
+        if not stop_between_trials(self.pending, self.comm):
+            return
+        if not getattr(self, "started", True):
+            raise Preempted("signal received before this worker's first trial, so it ran none: run the same hpcflow "
+                            "tune command to run its trials")
+        raise Preempted("signal received between trials; the trials so far are recorded: run the same hpcflow "
+                        "tune command to continue the study")
 
     def rewrite_nn_h5(self) -> None:
         """Write again, from its checkpoint.pt, the missing or damaged nn.h5 of each finished trial of an nn study
@@ -1033,6 +1040,7 @@ class Worker:
                 with trial_lock(run_dir, trial.number):
                     if not nn_h5.faulty(run_dir) or not nn_h5.rewritable(self.job, trial, run_dir):
                         continue  # (mended by another worker since the list was made)
+                    self.started = True  # (a stop from here on comes between trials' work)
                     execute(self.job, self.comm.bcast(nn_h5.spec(trial, run_dir), root=0), None, comm=self.comm,
                             pending=self.pending, note=note)
             except OutdirBusy:
