@@ -318,7 +318,7 @@ def test_an_mpi_template_refuses_an_hpcflow_mpi_its_srun_cannot_start_as_one_wor
         record = tmp_path / "srun_options"
         assert not record.exists() or record.read_text() == "--mpi=list\n", mpi  # no other srun
         assert not (tmp_path / "runs").exists() and not _job_calls(tmp_path)
-    for mpi, ntasks in (("pmix_v4", "2"), ("none", "1")):
+    for mpi, ntasks in (("cray_shasta", "2"), ("none", "1")):
         (tmp_path / "srun_options").unlink(missing_ok=True)
         r = _run(tmp_path, job, "runs/out", script=script, mpi_list=MPI_LIST, HPCFLOW_PYTHON=str(python),
                  HPCFLOW_MPI=mpi, SLURM_NTASKS=ntasks)
@@ -444,17 +444,65 @@ def test_a_checkpoint_request_as_the_run_step_starts_leaves_the_run_to_take_the_
 
 @pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
 def test_an_mpi_template_ends_with_the_status_of_hpcflow_infos_refusal(tmp_path, script):
-    """HPCFLOW_MPI=pmix (srun offers it) where the MPI mpi4py loads has no PMIx: the first step, `hpcflow info` under
-    srun's PMIx variables, refuses in one line with exit 2, and the job ends with that status before the run, not with
-    grep's 1 at the end of the pipe that read its output."""
+    """An MPI type srun offers (cray_shasta) that still hands the tasks PMIx variables, where the MPI mpi4py loads
+    has no PMIx: the first step, `hpcflow info` under those variables, refuses in one line with exit 2, and the job
+    ends with that status before the run, not with grep's 1 at the end of the pipe that read its output."""
     job = tmp_path / "job.toml"
     job.write_text(JOB)
-    r = _run(tmp_path, job, "runs/out", script=script, mpi_list=MPI_LIST, HPCFLOW_MPI="pmix", SLURM_NTASKS="1",
+    r = _run(tmp_path, job, "runs/out", script=script, mpi_list=MPI_LIST, HPCFLOW_MPI="cray_shasta", SLURM_NTASKS="1",
              PMIX_RANK="0", PMIX_NAMESPACE="slurm.pmix.4242.0")
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("hpcflow info: error: PMIX_"), r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def _mpich_wheel_maps_libmpi() -> str | None:
+    """The libmpi file `from mpi4py import MPI` maps into a python (without MPI_Init, links resolved, read from
+    /proc/self/maps) where it is one of the files pip's mpich distribution installed, else None."""
+    from importlib import metadata
+
+    code = ("from mpi4py import MPI\nimport os\nprint(next(os.path.realpath(l.split(maxsplit=5)[-1].strip()) "
+            "for l in open('/proc/self/maps') if '/libmpi' in l))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MPI4PY_RC_INITIALIZE="false"))
+    assert r.returncode == 0, r.stderr
+    try:
+        dist = metadata.distribution("mpich")
+    except metadata.PackageNotFoundError:
+        return None
+    wheel = {os.path.realpath(dist.locate_file(f)) for f in dist.files or ()}
+    return r.stdout.strip() if r.stdout.strip() in wheel else None
+
+
+@pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
+def test_an_mpi_template_refuses_pmix_where_mpi4py_loads_the_mpich_wheel(tmp_path, script):
+    """HPCFLOW_MPI=pmix or pmix_v4, which srun offers, where mpi4py loads the mpich wheel's MPI (PMI-1/PMI-2 only):
+    the job's first srun failed with exit 1 and one "can not load PMIx library" line a task. Refused in the batch
+    shell in one line naming HPCFLOW_MPI and the wheel's library, with the fix pmi2, exit 2, before any srun but
+    the --mpi=list check, for one task as for two (the template's srun gets --mpi either way), as `hpcflow submit
+    --mpi pmix` refuses it. pmi2 reaches every srun."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    python = _recording_python(tmp_path)
+    mapped = _mpich_wheel_maps_libmpi()
+    for mpi, ntasks in (("pmix", "2"), ("pmix_v4", "1"), ("pmi2", "2")):
+        for name in ("srun_options", "calls"):
+            (tmp_path / name).unlink(missing_ok=True)
+        r = _run(tmp_path, job, "runs/out", script=script, mpi_list=MPI_LIST, HPCFLOW_PYTHON=str(python),
+                 HPCFLOW_MPI=mpi, SLURM_NTASKS=ntasks)
+        if mpi == "pmi2" or mapped is None:  # (mpi4py installed against another MPI: not refused)
+            assert r.returncode == 0, (mpi, r.stderr[-2000:])
+            calls = (tmp_path / "srun_options").read_text().splitlines()
+            assert len(calls) == 3 and all(line.split()[0] == f"--mpi={mpi}" for line in calls[1:]), calls
+            continue
+        assert r.returncode == 2, (mpi, r.stdout, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"{script.name}: error: HPCFLOW_MPI={mpi!r}: mpi4py loads the MPI library of the mpich wheel"), r.stderr
+        assert os.path.basename(mapped) in lines[0] and "HPCFLOW_MPI=pmi2" in lines[0], lines
+        assert (tmp_path / "srun_options").read_text() == "--mpi=list\n", mpi  # no other srun
+        assert not (tmp_path / "runs").exists() and not _job_calls(tmp_path)
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "slurm").glob("*.sbatch")), ids=lambda p: p.name)

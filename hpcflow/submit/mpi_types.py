@@ -56,17 +56,28 @@ def unknown(mpi: str, tasks: int = 2) -> str | None:
     passes no --mpi), or its list is not known. A PMIx type (pmix, pmix_v4) is refused where mpi4py loads the MPI
     library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only: the job's tasks would fail at
     launch; not for a job of one task (`tasks`), whose srun gets no --mpi."""
-    if (mpi == "pmix" or mpi.startswith("pmix_")) and tasks > 1:
-        lib = wheel_library()
-        if lib is not None:
-            return (f"--mpi {mpi}: mpi4py loads the MPI library of the mpich wheel ({lib}), which speaks PMI-1/PMI-2, "
-                    "not PMIx, so the job's tasks would fail at launch; pass --mpi pmi2 (or install mpi4py against "
-                    "the cluster's MPI built with PMIx)")
+    why = pmix_unspoken(mpi) if tasks > 1 else None
+    if why is not None:
+        return f"--mpi {mpi}: {why}; pass --mpi pmi2 (or install mpi4py against the cluster's MPI built with PMIx)"
     types = offered() if mpi != "none" else None
     if types is None or mpi in types:
         return None
     return (f"--mpi {mpi}: not an MPI type of this cluster's srun, which offers {', '.join(types)} "
             "(srun --mpi=list); pass --mpi with one of them")
+
+
+def pmix_unspoken(mpi: str) -> str | None:
+    """Why tasks started with srun --mpi=`mpi` fail at launch, or None: a PMIx type (pmix, pmix_v4) where mpi4py
+    loads the MPI library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only. The reason alone, for
+    `unknown` (hpcflow submit's --mpi) and the sbatch templates' HPCFLOW_MPI (`template_env.mpi`) to say with their
+    own fix."""
+    if mpi != "pmix" and not mpi.startswith("pmix_"):
+        return None
+    lib = wheel_library()
+    if lib is None:
+        return None
+    return (f"mpi4py loads the MPI library of the mpich wheel ({lib}), which speaks PMI-1/PMI-2, not PMIx, so the "
+            "job's tasks would fail at launch")
 
 
 def wheel_library() -> str | None:

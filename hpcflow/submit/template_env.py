@@ -5,7 +5,9 @@ threads: the HPCFLOW_THREADS the run gets: the one exported at submission (sbatc
 checked as every command checks its environment (`hpcflow.resources.check_environment`: 1..MAX_THREADS, and the
 other variables it reads), else DEFAULT (the template's SLURM_CPUS_PER_TASK).
 mpi: srun's --mpi: HPCFLOW_MPI, else pmi2; refused where this cluster's srun does not offer it (`srun --mpi=list`,
-read by `mpi_types`; only the name's form is checked where that list cannot be read), and `none` for a job of
+read by `mpi_types`; only the name's form is checked where that list cannot be read), a PMIx type (pmix, pmix_v4)
+where mpi4py loads the mpich wheel's MPI library, which speaks PMI-1/PMI-2 only (`mpi_types.pmix_unspoken`: srun
+failed to start the tasks, "can not load PMIx library"), and `none` for a job of
 more than one task: srun then starts each task as an MPI world of its own, which runs the whole job (the output
 written as many times over), so a multi-task job needs a PMI.
 
@@ -82,6 +84,10 @@ def mpi(environ=None) -> str:
         raise UserError(f"{what} is not an MPI type name (letters, digits, _); set it to one that srun --mpi=list "
                         f"shows, or unset it ({DEFAULT_MPI})")
     offered = mpi_types.offered()
+    pmix = mpi_types.pmix_unspoken(value) if offered is None or value in offered else None
+    if pmix is not None:  # (the template's srun gets --mpi for one task too)
+        raise UserError(f"{what}: {pmix}; set HPCFLOW_MPI=pmi2 (or unset it), or install mpi4py against the "
+                        "cluster's MPI built with PMIx")
     if offered is not None and value not in offered:
         fix = "set HPCFLOW_MPI to one of them" + ("" if not given or DEFAULT_MPI not in offered else
                                                   f", or unset it ({DEFAULT_MPI})")
