@@ -279,6 +279,8 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
     copy = next((slurm / "runs" / "p_logs").glob("job-*/long.toml"))  # the copy of the job file that the job runs
     again = shlex.join(["hpcflow", "run", str(copy), "--out", str(slurm / "runs" / "p"), "--resume"])
     assert "checkpoint of step" in err and f"continue with: {again}\n" in err, err  # the command line submitted
+    said = f"hpcflow submit: the job has requeued itself (scontrol requeue {job}): it continues the run"
+    assert err.count(said) == 1 and err.index(again) < err.index(said), err  # not to be run by hand as well
     # every task leaves with status 0 as the job is requeued: srun says no task's exit (submitit's requeue exited 255
     # on task 0; a task that ended with the run's 4, "tasks 0-1: Exited with exit code 4", would fail the step)
     assert "DUE TO JOB REQUEUE" in err and "srun: error:" not in err and "Exited with exit code" not in err, err
@@ -449,8 +451,13 @@ def test_a_run_template_job_sent_sigusr2_checkpoints_and_is_requeued(slurm, who)
     JobLaunchFailure, not requeued)."""
     job, log = _queue_long(slurm, "hpcflow_run.sbatch", "runs/u2", "run.out", "--cpus-per-task=1"), slurm / "run.out"
     _signal_and_wait_for_requeue(job, slurm / "runs" / "u2" / "checkpoint.h5", "USR2", log.read_text, who=who)
+    _steps_gone(job, time.monotonic() + 60)  # (the batch step's last line is written)
     text = log.read_text()
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    # after the run's "continue with: ... --resume", the log says the job requeued itself: not to be run by hand too
+    said = "hpcflow.submit.step: the run stopped with its checkpoint on the checkpoint request"
+    assert text.count(said) == 1 and f"the job has requeued itself (scontrol requeue {job})" in text, text
+    assert text.index("continue with: hpcflow run") < text.index(said), text
     assert json.loads((slurm / "runs" / "u2" / "summary.json").read_text())["status"] == "preempted"
 
 

@@ -108,7 +108,9 @@ def run(argv: list, *, seen: set | None = None, env: dict | None = None) -> int:
 
 def requeue() -> None:
     """Requeue this Slurm job (it keeps its id; Slurm starts it again after a delay, BeginTime); an array task alone
-    (`hpcflow.submit.task.scontrol_job`), not every task of its array."""
+    (`hpcflow.submit.task.scontrol_job`), not every task of its array. Then one line says so (`self_requeued_line`):
+    the run's own line before it ends "continue with: hpcflow ... --resume", which, run by hand as well, raced the
+    requeued job over the same --out."""
     from hpcflow.submit.task import scontrol_job
 
     job = scontrol_job()
@@ -116,7 +118,26 @@ def requeue() -> None:
         print("hpcflow.submit.step: preempted outside a Slurm job (no SLURM_JOB_ID); continue with --resume",
               file=sys.stderr, flush=True)
         return
-    subprocess.run(["scontrol", "requeue", job], check=False)
+    # the requeue's SIGTERM to this batch step, as scontrol returns, must not end it before it has said its line
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        try:
+            status = f"exit status {subprocess.run(['scontrol', 'requeue', job], check=False).returncode}"
+        except OSError as exc:  # (no scontrol on PATH)
+            status = exc.strerror or type(exc).__name__
+        print(f"hpcflow.submit.step: {self_requeued_line(job, status)}", file=sys.stderr, flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def self_requeued_line(job: str, status: str) -> str:
+    """What the batch step says after its `scontrol requeue JOB` ended with `status` ("exit status 0": requeued)."""
+    stopped = "the run stopped with its checkpoint on the checkpoint request (the time limit's SIGUSR1, scancel --signal)"
+    if status == "exit status 0":
+        return (f"{stopped}; the job has requeued itself (scontrol requeue {job}): it continues from the checkpoint "
+                "(--resume) when Slurm starts it again, so do not run the command above by hand as well")
+    return (f"{stopped}; the job could not requeue itself (scontrol requeue {job}: {status}): continue it with: "
+            f"scontrol requeue {job}, or the command above")
 
 
 def task(argv: list) -> int:
