@@ -1,26 +1,16 @@
 """A job that requeues itself after its run stopped with the checkpoint says so in its log, after the run's own last
 line "continue with: hpcflow run ... --resume": that the job continues from the checkpoint when Slurm starts it
 again, not to run that command by hand as well (both over the same --out). The sbatch templates' batch step
-(`hpcflow.submit.step`, its `scontrol requeue` a stand-in here) and a `hpcflow submit` leg (submitit's requeue) alike;
+(`hpcflow.submit.step`, its `scontrol requeue` a stand-in here; a `hpcflow submit` leg's: test_submit_requeue_exit);
 where scontrol fails, the step says the job is not requeued and how to continue it."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-
-import pytest
-from submitit.core.job_environment import SignalHandler
-
-import hpcflow.cli
-import hpcflow.submit.task
-from hpcflow.submit.task import HpcflowTask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,46 +46,3 @@ def test_a_template_job_whose_requeue_failed_says_it_is_not_requeued(tmp_path):
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and "could not requeue itself (scontrol requeue 77: exit status 1)" in lines[0], r.stderr
     assert "requeued itself" not in lines[0] and "continue it with: scontrol requeue 77" in lines[0], lines
-
-
-def _submitit_exits(*_):
-    """submitit's requeue on Slurm once `scontrol requeue` has returned: its own exit."""
-    SignalHandler._exit(SimpleNamespace(_logger=logging.getLogger("submitit")))
-
-
-@pytest.mark.parametrize("procid, said", [("0", True), ("1", False)])
-def test_a_submit_leg_that_requeues_itself_says_it_continues_from_the_checkpoint(monkeypatch, capsys, procid, said):
-    """Said by task 0 alone (the one whose submitit requeued the job)."""
-    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
-    monkeypatch.setenv("SLURM_JOB_ID", "77")
-    monkeypatch.setenv("SLURM_PROCID", procid)
-    for name in ("SLURM_RESTART_COUNT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(hpcflow.submit.task, "leave_mpi", lambda: None)
-    monkeypatch.setattr(hpcflow.submit.task, "_mark_requeue", lambda: None)
-    old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
-    try:
-        signal.signal(signal.SIGUSR2, _submitit_exits)  # as submitit installs it
-
-        def run(argv):
-            signal.signal(signal.SIGUSR1, lambda *_: None)  # the run's checkpoint handler
-            os.kill(os.getpid(), signal.SIGUSR2)  # Slurm's signal before the time limit
-            print("hpcflow run: stopped: signal received; continue with: hpcflow run j.toml --out d --resume",
-                  file=sys.stderr)
-            return 4
-
-        monkeypatch.setattr(hpcflow.cli, "main", run)
-        with pytest.raises(SystemExit) as ended:
-            HpcflowTask().run(["run", "j.toml", "--out", "d"])
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    assert ended.value.code == 0
-    lines = capsys.readouterr().err.splitlines()
-    assert lines[0].startswith("hpcflow run: stopped:"), lines
-    if said:
-        assert len(lines) == 2 and lines[1].startswith("hpcflow submit: the job has requeued itself "
-                                                       "(scontrol requeue 77)"), lines
-        assert "do not run the command above by hand" in lines[1], lines
-    else:
-        assert len(lines) == 1, lines

@@ -1,7 +1,8 @@
 """A `hpcflow submit` Slurm job that submitit requeues (its run stopped with the checkpoint on SIGUSR2) ends the leg
 with status 0: submitit's requeue ends the process with sys.exit(-1), status 255, which srun logged as an error at
 every requeue ("srun: error: NODE: task 0: Exited with exit code 255") and, with --kill-on-bad-exit, ended the job's
-other tasks. A local job keeps submitit's own status, which its controller reads as the request to start it again."""
+other tasks. A local job keeps submitit's own status, which its controller reads as the request to start it again.
+Task 0 of a Slurm leg says that the job requeued itself."""
 
 from __future__ import annotations
 
@@ -31,9 +32,16 @@ def _local_exits(*_):
 @pytest.mark.parametrize("executor, requeue, status", [("slurm", _submitit_exits, 0),
                                                        ("local", _local_exits, LOCAL_REQUEUE_RETURN_CODE)])
 @pytest.mark.parametrize("checkpoint", [True, False])
-def test_a_leg_requeued_by_submitit_on_slurm_ends_with_status_0(monkeypatch, executor, requeue, status, checkpoint):
+@pytest.mark.parametrize("procid", ["0", "1"])
+def test_a_leg_requeued_by_submitit_on_slurm_ends_with_status_0(monkeypatch, capsys, executor, requeue, status,
+                                                                 checkpoint, procid):
+    """On Slurm task 0 then says the job requeued itself, after the run's "continue with: ... --resume" line: not to be
+    run by hand as well (both over the same --out)."""
     monkeypatch.setenv("SUBMITIT_EXECUTOR", executor)
-    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_PROCID", procid)
+    for name in ("SLURM_RESTART_COUNT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(hpcflow.submit.task, "leave_mpi", lambda: None)
     monkeypatch.setattr(hpcflow.submit.task, "_mark_requeue", lambda: None)
     old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
@@ -55,3 +63,10 @@ def test_a_leg_requeued_by_submitit_on_slurm_ends_with_status_0(monkeypatch, exe
         for s, h in old.items():
             signal.signal(s, h)
     assert ended.value.code == status
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hpcflow submit:")]
+    if executor == "slurm" and procid == "0":
+        assert len(said) == 1 and said[0].startswith("hpcflow submit: the job has requeued itself (scontrol requeue "
+                                                     "77): it continues the run"), said
+        assert "do not run the command above by hand" in said[0], said
+    else:
+        assert not said, said

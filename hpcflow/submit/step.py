@@ -132,7 +132,8 @@ def requeue() -> None:
 
 def self_requeued_line(job: str, status: str) -> str:
     """What the batch step says after its `scontrol requeue JOB` ended with `status` ("exit status 0": requeued)."""
-    stopped = "the run stopped with its checkpoint on the checkpoint request (the time limit's SIGUSR1, scancel --signal)"
+    stopped = ("the run stopped with its checkpoint on the checkpoint request (the time limit's SIGUSR1, scancel "
+               "--signal)")
     if status == "exit status 0":
         return (f"{stopped}; the job has requeued itself (scontrol requeue {job}): it continues from the checkpoint "
                 "(--resume) when Slurm starts it again, so do not run the command above by hand as well")

@@ -356,8 +356,9 @@ def _requeue_with(requeue, signum, frame) -> None:
 
 #: what task 0 says once submitit has requeued the job (`_requeue_with`): without it a leg's log ended with the run's
 #: "continue with: hpcflow ... --resume", which, run by hand as well, raced the requeued job over the same --out
-SELF_REQUEUED_LINE = ("the job has requeued itself (scontrol requeue {job}): it continues the run (from its checkpoint, "
-                      "--resume) when Slurm starts it again, so do not run the command above by hand as well")
+SELF_REQUEUED_LINE = ("the job has requeued itself (scontrol requeue {job}): it continues the run (from its "
+                      "checkpoint, --resume) when Slurm starts it again, so do not run the command above by hand as "
+                      "well")
 
 
 #: the exit of submitit's requeue on Slurm (`SignalHandler._exit`: status 255), and that of a leg requeued here
