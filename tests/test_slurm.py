@@ -290,6 +290,27 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
     assert not leaked, leaked
 
 
+def test_a_preempted_two_rank_submit_network_job_requeues_once_both_tasks_have_exited(slurm):
+    """hpcflow submit --command nn on 2 ranks, `scancel --signal=USR2` during training: the checkpoint is written and
+    task 0 requeues the job once task 1's process has exited (its lock beside the logs released), not while task 1
+    still tears down torch after both left MPI: the requeue killed it, "srun: error: NODE: task 1: Killed"."""
+    (slurm / "nn.toml").write_text(NN_JOB.replace("epochs = 60", "epochs = 2000"))
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "nn.toml", "--out", "runs/n", "--executor",
+                        "slurm", "--command", "nn", "--ntasks-per-node", "2", "--time", "5"], cwd=slurm,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    logs = slurm / "runs" / "n_logs"
+    err = logs / f"{job}_0_log.err"
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "n" / "checkpoint.pt", "USR2",
+                                 lambda: err.read_text() if err.exists() else "")
+    _steps_gone(job, time.monotonic() + 60)  # (srun's lines of the step's end are written)
+    text = err.read_text()
+    assert "signal received" in text and "DUE TO JOB REQUEUE" in text, text
+    assert "srun: error:" not in text and "Exited with exit code" not in text, text
+    assert not (logs / f"{job}_1.alive").exists()
+
+
 @pytest.mark.parametrize("sig", ["USR1", "USR2"])
 def test_a_submit_job_signalled_in_its_batch_shell_ends_as_its_run_does(slurm, sig):
     """`scancel --full --signal=SIG` (the batch shell and the run's step) on a `hpcflow submit --executor slurm` job:

@@ -337,6 +337,89 @@ def _mark_requeue() -> None:
         pass
 
 
+#: seconds task 0 waits for the job's other tasks to exit before it requeues the job (`wait_for_other_tasks`)
+OTHER_TASKS_WAIT_S = 60.0
+#: the files the tasks of a Slurm job hold a lock on while they live (`hold_alive_lock`), numbered by SLURM_PROCID
+_alive_fds: list = []
+
+
+def alive_file(job, procid: int) -> str:
+    """The file task `procid` of submitit job `job` holds a lock on while its process lives, beside the job's logs
+    (a folder every node of the job writes to)."""
+    return os.path.join(os.fspath(job.paths.folder), f"{job.job_id}_{procid}.alive")
+
+
+def hold_alive_lock(folder_job=None) -> None:
+    """A task above 0 of a Slurm job of several tasks takes a POSIX lock (fcntl) on its `alive_file`, held until its
+    process ends, however it ends: the kernel (and NFS's lock manager) releases it as the process exits, after
+    interpreter teardown. Task 0 waits for it before it requeues the job (`wait_for_other_tasks`)."""
+    import fcntl
+
+    tasks, _ = _launcher_ranks()
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks < 2 or task_zero():
+        return
+    try:
+        job = submitit.JobEnvironment() if folder_job is None else folder_job
+        fd = os.open(alive_file(job, int(os.environ["SLURM_PROCID"])), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except Exception:  # noqa: BLE001 - no job environment, folder not writable, no locks: task 0 does not wait
+        return
+    _alive_fds.append(fd)  # (open, so locked, until the process ends)
+
+
+def release_alive_lock(folder_job=None) -> None:
+    """A task whose leg ends without a requeue removes its `alive_file` (task 0 waits on it only to requeue)."""
+    if not _alive_fds:
+        return
+    try:
+        job = submitit.JobEnvironment() if folder_job is None else folder_job
+        os.remove(alive_file(job, int(os.environ["SLURM_PROCID"])))
+    except Exception:  # noqa: BLE001 - gone already, or no job environment: a file of no weight left
+        pass
+    while _alive_fds:
+        os.close(_alive_fds.pop())
+
+
+def wait_for_other_tasks(folder_job=None, timeout: float | None = None, poll: float = 0.05) -> None:
+    """Task 0, before it requeues the job, waits until every other task of its step has exited (its `alive_file`
+    lock released), up to `timeout` seconds (OTHER_TASKS_WAIT_S). The requeue kills the step: a task still tearing
+    down its interpreter (a network job's torch) after it left MPI was killed with it, "srun: error: NODE: task 1:
+    Killed" in the log of a job that had stopped with its checkpoint as it should. A task without such a file (it
+    could not take its lock) is not waited for."""
+    import fcntl
+    import time
+
+    tasks, _ = _launcher_ranks()
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks < 2 or not task_zero():
+        return
+    try:
+        job = submitit.JobEnvironment() if folder_job is None else folder_job
+    except Exception:  # noqa: BLE001 - no job environment
+        return
+    deadline = time.monotonic() + (OTHER_TASKS_WAIT_S if timeout is None else timeout)
+    for procid in range(1, tasks):
+        path = alive_file(job, procid)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            while True:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(poll)
+        finally:
+            os.close(fd)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 def _requeue_with(requeue, signum, frame) -> None:
     """Call submitit's requeue handler `requeue`. On Slurm it requeues the job (task 0: `scontrol requeue`, which has
     returned) and ends the process with sys.exit(-1), status 255, which srun logged as an error at every requeue
@@ -371,7 +454,10 @@ class HpcflowTask(submitit.helpers.Checkpointable):
 
     def __call__(self, argv: list) -> int:
         status, requeued_leg = self.run(argv)
-        return status if requeued_leg else finish(status)
+        if requeued_leg:
+            return status
+        release_alive_lock()
+        return finish(status)
 
     def run(self, argv: list) -> tuple[int, bool]:
         """(the exit status of `hpcflow ARGV`, whether the job was requeued after it: a rank above 0 comes back
@@ -382,6 +468,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         from hpcflow.tune.storage import masked
 
         remove_stale("hpcflow submit:")  # before MPI_Init: what a killed earlier start of this step left (`shm`)
+        hold_alive_lock()  # (task 0 waits for its release before it requeues the job)
         if requeued():  # started again by Slurm (submitit's requeue, preemption, node failure): `next_leg`
             _forget_ended_mark()
             nxt = next_leg(argv, job=this_job())
@@ -441,6 +528,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         # requeued after submitit's signal only: the run stops with 4 on SIGTERM too (scancel), and is not requeued
         if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
+            wait_for_other_tasks()  # (the requeue kills the step: not a task still ending its process)
             _mark_requeue()
             _requeue_with(requeue, sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
             return status, True
