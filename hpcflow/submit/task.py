@@ -3,7 +3,7 @@
 Preemption: Slurm sends submitit's signal (USR2) before the time limit; it is handed to the run's checkpoint
 handler (the one set for SIGUSR1) as the signal it is (a line of the run names SIGUSR2), the run writes a checkpoint
 and stops with exit status 4, and the job is requeued through submitit with `--resume` added, after every rank has
-left MPI. A command without a checkpoint handler (a flow or
+left MPI and task 0 has seen the other tasks' processes exit (`wait_for_other_tasks`). A command without a checkpoint handler (a flow or
 network run preempted before its first checkpoint, a kind without checkpoints) is requeued at once, as it was
 submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
 A run stopped by SIGTERM (scancel) writes its checkpoint and stops with 4 too; it is not requeued. A job that Slurm
@@ -338,7 +338,7 @@ def _mark_requeue() -> None:
 
 
 #: seconds task 0 waits for the job's other tasks to exit before it requeues the job (`wait_for_other_tasks`)
-OTHER_TASKS_WAIT_S = 60.0
+OTHER_TASKS_WAIT_S = 30.0  # (well inside the 120 s the time-limit signal comes before it)
 #: the files the tasks of a Slurm job hold a lock on while they live (`hold_alive_lock`), numbered by SLURM_PROCID
 _alive_fds: list = []
 
