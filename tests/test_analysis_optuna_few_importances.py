@@ -1,4 +1,4 @@
-"""Parameter importances from fewer completed trials than MIN_IMPORTANCE_TRIALS (20) come with a short warning,
+"""Parameter importances from fewer completed trials than MIN_IMPORTANCE_TRIALS (41) come with a short warning,
 in the figure (inside it) and in the printed lines; from enough trials, none. Two trials were shown bare: from two
 the bars only say which parameter differs most between them, whatever the objective."""
 
@@ -14,7 +14,7 @@ def _study(n):
     study = optuna.create_study(study_name="s", direction="maximize")
     for i in range(n):
         study.add_trial(optuna.trial.create_trial(
-            params={"flow.dt": 10.0 ** (i % 5 - 1), "kernel.width": 0.02 + 0.045 * i}, distributions=DISTS,
+            params={"flow.dt": 10.0 ** (i % 5 - 1), "kernel.width": 0.02 + 0.02 * i}, distributions=DISTS,
             value=float((i * 7) % 5) + 0.1 * i))
     return study
 
@@ -34,18 +34,18 @@ def test_importances_of_two_trials_say_they_are_too_few():
 
     study = _study(2)
     said = _warnings(plot(study, "importances"))
-    assert said == ["only 2 completed trials: too few for the importances to mean much (at least 20 wanted)"], said
+    assert said == ["only 2 completed trials: too few for the importances to mean much (at least 41 wanted)"], said
     lines = numbers(study)
     assert [x for x in lines if "too few" in x] == [
         "Parameter importances: only 2 completed trials: too few for the importances to mean much "
-        "(at least 20 wanted)"], lines
+        "(at least 41 wanted)"], lines
     assert _warnings(plot(study, "slice")) == []  # the importances' warning alone
 
 
 def test_importances_of_enough_trials_say_nothing_of_it():
     from hpcflow.analysis.optuna_view import MIN_IMPORTANCE_TRIALS, numbers, plot
 
-    assert MIN_IMPORTANCE_TRIALS == 20
+    assert MIN_IMPORTANCE_TRIALS == 41
     study = _study(MIN_IMPORTANCE_TRIALS)
     assert _warnings(plot(study, "importances")) == []
     assert not [x for x in numbers(study) if "too few" in x]

@@ -15,13 +15,12 @@ from hpcflow.analysis.rundir import MissingData
 VIEWS = ("history", "importances", "slice")
 #: the fewest completed trials whose parameter importances are shown without a warning (`few_trials_note`). The
 #: importances are Optuna's default evaluator's (PED-ANOVA): it compares each parameter's distribution over the best
-#: 10% of the trials (ceil(0.1 n) of n) with its distribution over all of them. Below 11 trials that best 10% is one
-#: trial, so the bars only say how far that one trial's values lie from the others' (from 2 trials: which parameter
-#: differs most between them, whatever the objective); at 20 it is two trials against twenty, and half of the trials
-#: come after the 10 random start-up trials of the TPE sampler (`n_startup_trials`, `hpcflow tune`'s default), so
-#: that the search itself, not only the random start, is compared. 20 is the least that means something; it is no
-#: guarantee (a study of many parameters wants more).
-MIN_IMPORTANCE_TRIALS = 20
+#: 10% of the trials (ceil(0.1 n) of n) with its distribution over all of them, and its documentation asks for at
+#: least 5 trials in that best 10% for a stable answer: ceil(0.1 n) >= 5 first holds at n = 41. Below 11 trials the
+#: best 10% is one trial, so the bars only say how far that one trial's values lie from the others' (from 2 trials:
+#: which parameter differs most between them, whatever the objective). 41 is the least that Optuna's own advice
+#: allows; it is no guarantee (a study of many parameters wants more).
+MIN_IMPORTANCE_TRIALS = 41
 
 
 def objectives(study) -> list:
