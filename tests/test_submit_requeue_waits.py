@@ -22,7 +22,7 @@ TASK_1 = ("import fcntl, os, sys, time\n"
           "fd = os.open(os.path.join({folder!r}, '77_1.alive'), os.O_RDWR | os.O_CREAT)\n"
           "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
           "open(sys.argv[1], 'w').close()\n"
-          "time.sleep(1.5)\n")
+          "time.sleep(4)\n")
 #: task 1 taking its lock by `hold_alive_lock` (SLURM_PROCID=1), then never ending
 HUNG_TASK_1 = ("import sys, time\n"
                "import hpcflow.submit.task as t\n"
@@ -71,7 +71,10 @@ def test_task_0_requeues_the_job_only_once_the_other_task_has_exited(tmp_path, m
         seen = []
 
         def requeue(*_):  # submitit's requeue on Slurm: the step is killed, task 1 with it where still running
-            seen.append(task_1.poll())
+            try:  # (the kernel drops task 1's lock as its process exits, a moment before it can be reaped)
+                seen.append(task_1.wait(timeout=2))
+            except subprocess.TimeoutExpired:  # still running, seconds before its end: killed by the requeue
+                seen.append(None)
             raise SystemExit(-1)
 
         old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
@@ -123,3 +126,4 @@ def test_a_task_whose_leg_ends_without_a_requeue_leaves_no_lock_file(tmp_path, m
     monkeypatch.setattr(hpcflow.cli, "main", lambda argv: held.append((tmp_path / "77_1.alive").exists()) or 0)
     assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 0
     assert held == [True] and list(tmp_path.iterdir()) == [] and not hpcflow.submit.task._alive_fds
+
