@@ -127,3 +127,37 @@ def test_a_task_whose_leg_ends_without_a_requeue_leaves_no_lock_file(tmp_path, m
     assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 0
     assert held == [True] and list(tmp_path.iterdir()) == [] and not hpcflow.submit.task._alive_fds
 
+
+def _no_locks(monkeypatch):
+    """A filesystem without POSIX locks (Lustre mounted without flock: ENOSYS; some NFS and FUSE: ENOLCK, EINVAL)."""
+    import errno
+    import fcntl
+
+    def lockf(fd, cmd, *args):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(fcntl, "lockf", lockf)
+
+
+def test_a_task_that_can_not_take_its_lock_leaves_no_file_and_no_descriptor(tmp_path, monkeypatch):
+    """Without locks task 1 takes none; it left its file (and an open descriptor) behind, which task 0 then waited
+    on as a task alive."""
+    _slurm_env(monkeypatch, "1")
+    job = SimpleNamespace(paths=SimpleNamespace(folder=tmp_path), job_id="77")
+    _no_locks(monkeypatch)
+    fds = set(os.listdir("/proc/self/fd"))
+    hpcflow.submit.task.hold_alive_lock(job)
+    assert list(tmp_path.iterdir()) == [] and not hpcflow.submit.task._alive_fds
+    assert set(os.listdir("/proc/self/fd")) <= fds
+
+
+def test_task_0_does_not_wait_on_a_file_it_can_not_lock(tmp_path, monkeypatch):
+    """A task's file that task 0 can not lock for a reason other than another's lock (ENOSYS here) is not waited on:
+    every requeue waited the whole limit (OTHER_TASKS_WAIT_S, here 20 s) for a task long gone. The file is removed."""
+    _slurm_env(monkeypatch, "0")
+    job = SimpleNamespace(paths=SimpleNamespace(folder=tmp_path), job_id="77")
+    (tmp_path / "77_1.alive").touch()
+    _no_locks(monkeypatch)
+    start = time.monotonic()
+    hpcflow.submit.task.wait_for_other_tasks(folder_job=job, timeout=20)
+    assert time.monotonic() - start < 10 and list(tmp_path.iterdir()) == []

@@ -3,9 +3,10 @@
 Preemption: Slurm sends submitit's signal (USR2) before the time limit; it is handed to the run's checkpoint
 handler (the one set for SIGUSR1) as the signal it is (a line of the run names SIGUSR2), the run writes a checkpoint
 and stops with exit status 4, and the job is requeued through submitit with `--resume` added, after every rank has
-left MPI and task 0 has seen the other tasks' processes exit (`wait_for_other_tasks`). A command without a checkpoint handler (a flow or
-network run preempted before its first checkpoint, a kind without checkpoints) is requeued at once, as it was
-submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
+left MPI and task 0 has seen the other tasks' processes exit or waited 30 s for them (`wait_for_other_tasks`). A
+command without a checkpoint handler (a flow or network run preempted before its first checkpoint, a kind without
+checkpoints) is requeued at once, as it was submitted, on one rank; on several it is not requeued (its ranks cannot
+leave MPI together mid-computation).
 A run stopped by SIGTERM (scancel) writes its checkpoint and stops with 4 too; it is not requeued. A job that Slurm
 requeues itself (PreemptMode=REQUEUE sends SIGTERM first; node failure) resumes all the same when it starts again.
 What a requeued leg runs, here and in the sbatch templates, is decided by one rule (`next_leg`).
@@ -150,7 +151,8 @@ def local_leg(environ=None) -> tuple[str, int] | None:
     import time
 
     env = os.environ if environ is None else environ
-    if env.get("SUBMITIT_EXECUTOR") != "local" or not env.get("SUBMITIT_LOCAL_JOB_ID") or not env.get("SUBMITIT_FOLDER"):
+    if (env.get("SUBMITIT_EXECUTOR") != "local" or not env.get("SUBMITIT_LOCAL_JOB_ID")
+            or not env.get("SUBMITIT_FOLDER")):
         return None
     from hpcflow.atomic import atomic_file
 
@@ -360,9 +362,18 @@ def hold_alive_lock(folder_job=None) -> None:
         return
     try:
         job = submitit.JobEnvironment() if folder_job is None else folder_job
-        fd = os.open(alive_file(job, int(os.environ["SLURM_PROCID"])), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        path = alive_file(job, int(os.environ["SLURM_PROCID"]))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except Exception:  # noqa: BLE001 - no job environment, folder not writable: task 0 does not wait
+        return
+    try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except Exception:  # noqa: BLE001 - no job environment, folder not writable, no locks: task 0 does not wait
+    except OSError:  # no locks on this filesystem (Lustre without flock: ENOSYS; ENOLCK, EINVAL): no file, no wait
+        os.close(fd)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
         return
     _alive_fds.append(fd)  # (open, so locked, until the process ends)
 
@@ -385,7 +396,9 @@ def wait_for_other_tasks(folder_job=None, timeout: float | None = None, poll: fl
     lock released), up to `timeout` seconds (OTHER_TASKS_WAIT_S). The requeue kills the step: a task still tearing
     down its interpreter (a network job's torch) after it left MPI was killed with it, "srun: error: NODE: task 1:
     Killed" in the log of a job that had stopped with its checkpoint as it should. A task without such a file (it
-    could not take its lock) is not waited for."""
+    could not take its lock) is not waited for, nor one whose file can not be locked here at all (a lock refused
+    for a reason other than another's lock: EAGAIN, EACCES)."""
+    import errno
     import fcntl
     import time
 
@@ -408,8 +421,8 @@ def wait_for_other_tasks(folder_job=None, timeout: float | None = None, poll: fl
                 try:
                     fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                except OSError:
-                    if time.monotonic() > deadline:
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
                         break
                     time.sleep(poll)
         finally:
