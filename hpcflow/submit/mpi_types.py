@@ -54,8 +54,8 @@ def offered(timeout: float | None = None) -> list[str] | None:
 def unknown(mpi: str, tasks: int = 2) -> str | None:
     """Why this srun cannot start tasks with --mpi=`mpi` (one line), or None: it offers it, 'none' (hpcflow then
     passes no --mpi), or its list is not known. A PMIx type (pmix, pmix_v4) is refused where mpi4py loads the MPI
-    library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only: the job's tasks would fail at
-    launch; not for a job of one task (`tasks`), whose srun gets no --mpi."""
+    library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only: each task's MPI_Init would abort
+    (`pmix_unspoken`); not for a job of one task (`tasks`), whose srun gets no --mpi."""
     why = pmix_unspoken(mpi) if tasks > 1 else None
     if why is not None:
         return f"--mpi {mpi}: {why}; pass --mpi pmi2 (or install mpi4py against the cluster's MPI built with PMIx)"
@@ -67,17 +67,19 @@ def unknown(mpi: str, tasks: int = 2) -> str | None:
 
 
 def pmix_unspoken(mpi: str) -> str | None:
-    """Why tasks started with srun --mpi=`mpi` fail at launch, or None: a PMIx type (pmix, pmix_v4) where mpi4py
-    loads the MPI library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only. The reason alone, for
-    `unknown` (hpcflow submit's --mpi) and the sbatch templates' HPCFLOW_MPI (`template_env.mpi`) to say with their
-    own fix."""
+    """Why tasks started with srun --mpi=`mpi` cannot run, or None: a PMIx type (pmix, pmix_v4) where mpi4py loads
+    the MPI library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only. Slurm's pmix plugin gives
+    every task, one alone too, PMIX_RANK and PMIX_NAMESPACE, which that MPICH reads as a PMIx launch, and its
+    MPI_Init aborts ("unsupported PMI version PMIx"; `comm.pmix_refusal` refuses it in each task first). The reason
+    alone, for `unknown` (hpcflow submit's --mpi) and the sbatch templates' HPCFLOW_MPI (`template_env.mpi`) to say
+    with their own fix."""
     if mpi != "pmix" and not mpi.startswith("pmix_"):
         return None
     lib = wheel_library()
     if lib is None:
         return None
     return (f"mpi4py loads the MPI library of the mpich wheel ({lib}), which speaks PMI-1/PMI-2, not PMIx, so the "
-            "job's tasks would fail at launch")
+            "MPI_Init of every task srun starts with PMIx would abort")
 
 
 def wheel_library() -> str | None:

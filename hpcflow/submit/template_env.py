@@ -6,10 +6,13 @@ checked as every command checks its environment (`hpcflow.resources.check_enviro
 other variables it reads), else DEFAULT (the template's SLURM_CPUS_PER_TASK).
 mpi: srun's --mpi: HPCFLOW_MPI, else pmi2; refused where this cluster's srun does not offer it (`srun --mpi=list`,
 read by `mpi_types`; only the name's form is checked where that list cannot be read), a PMIx type (pmix, pmix_v4)
-where mpi4py loads the mpich wheel's MPI library, which speaks PMI-1/PMI-2 only (`mpi_types.pmix_unspoken`: srun
-failed to start the tasks, "can not load PMIx library"), and `none` for a job of
-more than one task: srun then starts each task as an MPI world of its own, which runs the whole job (the output
-written as many times over), so a multi-task job needs a PMI.
+where mpi4py loads the mpich wheel's MPI library, which speaks PMI-1/PMI-2 only (`mpi_types.pmix_unspoken`): srun
+--mpi=pmix gives every task PMIX_RANK and PMIX_NAMESPACE, which that MPICH reads as a PMIx launch it cannot join,
+and its MPI_Init aborts ("unsupported PMI version PMIx"; each task refuses it first, `comm.pmix_refusal`), for a
+job of one task too, as the template's srun gets --mpi for one task as well (hpcflow submit passes none to one task,
+and refuses PMIx for several only); and `none` for a job of more than one task: srun then starts each task as an
+MPI world of its own, which runs the whole job (the output written as many times over), so a multi-task job needs
+a PMI.
 
 Either first checks that this python has hpcflow's dependencies (`dependencies`): a python where hpcflow imports
 from PYTHONPATH alone, without them, passed the template's `import hpcflow` check and failed later in a traceback.
