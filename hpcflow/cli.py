@@ -235,11 +235,13 @@ STOPS_AFTER_LAUNCH = ("run", "nn", "tune", "sample", "report")
 def main(argv=None) -> int:
     import signal
 
-    from hpcflow.stop_signals import early_command, early_handover, interrupted, interrupts_again, kept, record_early
+    from hpcflow.stop_signals import (ENDING, early_command, early_handover, interrupted, interrupts_again, kept,
+                                      record_early, stops_again)
 
     if argv is None:  # the program (console script, python -m hpcflow), not a caller's in-process command
         record_early()
     ctrl_c = signal.getsignal(signal.SIGINT)  # a caller's, given back after its in-process command
+    stops = {sig: signal.getsignal(sig) for sig in ENDING}  # likewise its SIGTERM/SIGUSR1 after a stop
     threads = None if argv is None else thread_environment()  # likewise the caller's thread variables
     survive_closed_pipes()
     args = None
@@ -274,6 +276,7 @@ def main(argv=None) -> int:
         early_handover(honour=False)  # (a refusal before the handlers: the default action back, nothing to stop)
         if argv is not None:  # a finished command ignores Ctrl-C to its end (`stop_signals.finished`): the caller's
             interrupts_again(ctrl_c)
+            stops_again(stops)  # (the program's process leaves them ignored to its end: a late repeat kills nothing)
             thread_environment(threads)
 
 

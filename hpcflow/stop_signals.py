@@ -635,6 +635,20 @@ def interrupts_again(handler) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler if handler is None else handler)
 
 
+def stops_again(handlers: dict) -> None:
+    """SIGTERM and SIGUSR1 back to `handlers` ({signal: the handler before the command}) where a `Stopped` left them
+    ignored (`_repeat_ignored`): a caller that ran a command in its own process (`hpcflow.cli.main(argv)`) keeps its
+    handlers, and a process it starts later their default action. `record_early`'s handler before the command (a
+    job's task, `hpcflow.submit.task`, recording its command's start-up requests) is put back as it was: a request
+    after the command is recorded, not honoured, and ignored at the interpreter's exit (`_ignored_at_exit`). Main
+    thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) is _repeat_ignored:
+            signal.signal(sig, handler)
+
+
 def _ignore_until_exit(sig: int) -> None:
     """`_after_the_result` for `sig` (a handler: a process this one starts does not inherit it, as it would SIG_IGN),
     and SIG_IGN at the interpreter's exit (`_ignored_at_exit`)."""
@@ -644,12 +658,12 @@ def _ignore_until_exit(sig: int) -> None:
 
 
 def _ignored_at_exit() -> None:
-    """SIG_IGN where `finished` (or `_raise_stopped`: `_repeat_ignored`) left its handler: Python's finalization, after
-    the atexit functions, puts SIG_DFL back in place of a handler, before the C-level exit functions (mpi4py's
-    MPI_Finalize, which waits for the other ranks)."""
+    """SIG_IGN where `finished` (or `_raise_stopped`: `_repeat_ignored`; `stops_again`: `_early_request`, the command
+    over) left its handler: Python's finalization, after the atexit functions, puts SIG_DFL back in place of a
+    handler, before the C-level exit functions (mpi4py's MPI_Finalize, which waits for the other ranks)."""
     if threading.current_thread() is threading.main_thread():
         for sig in (*ENDING, signal.SIGINT):
-            if signal.getsignal(sig) in (_after_the_result, _repeat_ignored):
+            if signal.getsignal(sig) in (_after_the_result, _repeat_ignored, _early_request):
                 signal.signal(sig, signal.SIG_IGN)
 
 
@@ -816,9 +830,12 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
     if isinstance(exc, Stopped) and threading.current_thread() is threading.main_thread():
         for sig in ENDING:  # the status is decided: a repeat of the request (or the other one) that comes while the
-            # process ends is ignored, as under MPI above, not its default action (killed by the later signal)
+            # process ends is ignored, as under MPI above, not its default action (killed by the later signal); by a
+            # handler, not SIG_IGN, which a process started later would inherit (SIG_IGN at the interpreter's exit)
             if signal.getsignal(sig) in (signal.SIG_DFL, _repeat_ignored):
-                signal.signal(sig, signal.SIG_IGN)
+                signal.signal(sig, _repeat_ignored)
+        atexit.unregister(_ignored_at_exit)
+        atexit.register(_ignored_at_exit)
     handled()
     return status
 
