@@ -27,7 +27,9 @@ Two requests that arrive together (scancel's SIGTERM just after Slurm's --signal
 are one stop, named by the first to arrive (`arrived`): Python runs the handlers of signals pending at once in the
 order of their numbers (SIGUSR1's before SIGTERM's), not of their arrival, so the handlers here read the arrival order
 from the wakeup fd (`watch_arrivals`) and take the first request's name for the line, `taken`, the exit status and the
-stop's record; the later ones are its repeats.
+stop's record; the later ones are its repeats. While MPI_Init blocks (`ends_if_blocked`) the wakeup fd is the watcher's
+pipe: two requests that arrive then, honoured by the command (MPI_Init returned within BLOCKED_GRACE), are named in the
+order of their numbers (SIGUSR1 first); past the grace the watcher names the first to arrive.
 
 Where no checkpoint is written (`hpcflow sample`; kinds without one: distance_scaling, noise_scan, clustering), a
 SIGTERM or SIGUSR1 ends the command as Ctrl-C does (`Stopped`, a KeyboardInterrupt: the lock and a fresh --out the
