@@ -62,7 +62,8 @@ ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasat
 
 #: the pipe Python's C-level signal handler writes each signal's number to, in the order the signals arrive
 #: (`signal.set_wakeup_fd`): {"pid": the process that set it, "read": its read end, "write": its write end}; empty
-#: where none is set (off the main thread, or where the wakeup fd was another's: an asyncio loop's)
+#: where none is set (off the main thread, or where the wakeup fd was another's: an asyncio loop's); "for": the list
+#: of held requests of the `defer` that set it, whose `deliver` takes it away again
 _ARRIVALS = {}
 
 
@@ -588,8 +589,11 @@ def defer() -> tuple:
     nothing is held back."""
     if threading.current_thread() is not threading.main_thread():
         return {}, []
+    watching = _ARRIVALS.get("pid") == os.getpid()
     watch_arrivals()
     held = []
+    if not watching and _ARRIVALS.get("pid") == os.getpid():
+        _ARRIVALS["for"] = held  # this hold set the pipe: `deliver` takes it away again
 
     def holding_for(old):
         def hold(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -609,7 +613,27 @@ def deliver(deferred: tuple, *, held: bool = True) -> None:
     for sig, old in handlers.items():
         signal.signal(sig, old)
     for sig in dict.fromkeys(signals) if held else ():
-        signal.raise_signal(sig)
+        signal.raise_signal(sig)  # (its handler runs before this returns)
+    if _ARRIVALS.get("for") is signals:
+        _unwatch()
+
+
+def _unwatch() -> None:
+    """The wakeup fd back to none where `defer` set `watch_arrivals`'s pipe outside any command's handlers (a
+    library caller's `import torch`): a program that imports hpcflow keeps its wakeup fd free (trio, asyncio)."""
+    try:
+        old = signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        return
+    if old != _ARRIVALS.get("write"):  # another's since: left as it is
+        signal.set_wakeup_fd(old)
+        return
+    for fd in (_ARRIVALS["read"], _ARRIVALS["write"]):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _ARRIVALS.clear()
 
 
 def _after_the_result(signum, frame):  # noqa: ARG001 - signal handler signature
