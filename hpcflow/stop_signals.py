@@ -822,10 +822,10 @@ def _mpi_world():
 def interrupted(prog: str, exc: BaseException | None = None) -> int:
     """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt `exc`: Ctrl-C where
     no checkpoint is written, or a second one; `Stopped`: a SIGTERM/SIGUSR1 there); returns EXIT_INTERRUPTED (a
-    Stopped's 128 + signal; from there a SIGTERM/SIGUSR1 that would end the process is ignored to its end). Under
-    MPI it ends every rank at once: where all stopped together inside `abort_on_error`, rank 0 alone says it and each
-    leaves with that status (`stop_together`), else by Abort with it, said by each that stopped: the others may wait
-    in a collective for this one, which would never come."""
+    Stopped's 128 + signal; from there, as after Ctrl-C's 130, a SIGTERM/SIGUSR1 that would end the process is
+    ignored to its end). Under MPI it ends every rank at once: where all stopped together inside `abort_on_error`,
+    rank 0 alone says it and each leaves with that status (`stop_together`), else by Abort with it, said by each that
+    stopped: the others may wait in a collective for this one, which would never come."""
     from hpcflow.errors import EXIT_INTERRUPTED
 
     status = getattr(exc, "exit_status", EXIT_INTERRUPTED)
@@ -854,7 +854,7 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
         release_shared_memory()  # MPICH's /dev/shm segment, which only Finalize removes
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
-    if isinstance(exc, Stopped) and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():  # (a Stopped's status or Ctrl-C's 130)
         for sig in ENDING:  # the status is decided: a repeat of the request (or the other one) that comes while the
             # process ends is ignored, as under MPI above, not its default action (killed by the later signal); by a
             # handler, not SIG_IGN, which a process started later would inherit (SIG_IGN at the interpreter's exit)
