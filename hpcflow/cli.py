@@ -306,8 +306,12 @@ def hdf5_half_loaded() -> bool:
     """Whether h5py's import began (its HDF5 library loaded: one of its modules imported) and did not end (no
     h5py.File): HDF5's initialization may have failed, and its exit handler then prints garbled lines."""
     h5py = sys.modules.get("h5py")
-    began = h5py is not None or any(name.startswith("h5py.") for name in list(sys.modules))
-    return began and not hasattr(h5py, "File")
+    if h5py is not None:
+        return not hasattr(h5py, "File")
+    try:  # (no copy of the names: the memory may be gone even for that)
+        return any(name.startswith("h5py.") for name in sys.modules)
+    except (MemoryError, RuntimeError):  # no memory left to look: taken as half loaded (the quiet exit skips nothing
+        return True  # written at this start-up)
 
 
 def thread_environment(restore: dict | None = None) -> dict:
