@@ -164,10 +164,7 @@ class Stopped(KeyboardInterrupt):
 def _raise_stopped(signum, frame):  # noqa: ARG001 - signal handler signature
     """Raise `Stopped` once; a repeat of the request (often delivered twice) is ignored while the command leaves."""
     first = arrived(signum, ENDING)  # (SIGTERM then SIGUSR1, pending at once: SIGUSR1's handler runs first)
-    for sig in ENDING:
-        signal.signal(sig, _repeat_ignored)
-    atexit.unregister(_ignored_at_exit)
-    atexit.register(_ignored_at_exit)  # (SIG_IGN where it is still set as the interpreter ends)
+    _repeats_ignored(over=None)
     raise Stopped(first)
 
 
@@ -183,6 +180,21 @@ def _repeat_ignored(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 _repeat_ignored.default_action = True  # (`restore`, `submit.task`: it stands in for SIG_IGN, no checkpoint writer)
+
+
+def _repeats_ignored(over=None) -> None:
+    """SIGTERM and SIGUSR1 to `_repeat_ignored` (where their handler is one of `over`; None: whatever it is), and
+    SIG_IGN where it is still set as the interpreter ends (`_ignored_at_exit`): the stop's status is decided."""
+    for sig in ENDING:
+        if over is None or signal.getsignal(sig) in over:
+            signal.signal(sig, _repeat_ignored)
+    _ignored_at_exit_once()
+
+
+def _ignored_at_exit_once() -> None:
+    """`_ignored_at_exit` registered to run at the interpreter's exit, once however often it is asked."""
+    atexit.unregister(_ignored_at_exit)
+    atexit.register(_ignored_at_exit)
 
 
 def _early_request(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -679,8 +691,7 @@ def _ignore_until_exit(sig: int) -> None:
     """`_after_the_result` for `sig` (a handler: a process this one starts does not inherit it, as it would SIG_IGN),
     and SIG_IGN at the interpreter's exit (`_ignored_at_exit`)."""
     signal.signal(sig, _after_the_result)
-    atexit.unregister(_ignored_at_exit)
-    atexit.register(_ignored_at_exit)  # once
+    _ignored_at_exit_once()
 
 
 def _ignored_at_exit() -> None:
@@ -855,13 +866,10 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
     if threading.current_thread() is threading.main_thread():  # (a Stopped's status or Ctrl-C's 130)
-        for sig in ENDING:  # the status is decided: a repeat of the request (or the other one) that comes while the
-            # process ends is ignored, as under MPI above, not its default action (killed by the later signal); by a
-            # handler, not SIG_IGN, which a process started later would inherit (SIG_IGN at the interpreter's exit)
-            if signal.getsignal(sig) in (signal.SIG_DFL, _repeat_ignored):
-                signal.signal(sig, _repeat_ignored)
-        atexit.unregister(_ignored_at_exit)
-        atexit.register(_ignored_at_exit)
+        # the status is decided: a repeat of the request (or the other one) that comes while the process ends is
+        # ignored, as under MPI above, not its default action (killed by the later signal); by a handler, not SIG_IGN,
+        # which a process started later would inherit (SIG_IGN at the interpreter's exit)
+        _repeats_ignored(over=(signal.SIG_DFL, _repeat_ignored))
     handled()
     return status
 

@@ -351,6 +351,14 @@ def alive_file(job, procid: int) -> str:
     return os.path.join(os.fspath(job.paths.folder), f"{job.job_id}_{procid}.alive")
 
 
+def _alive_job(folder_job=None):
+    """The submitit job whose tasks hold `alive_file` locks (`folder_job`, else this task's), None without one."""
+    try:
+        return submitit.JobEnvironment() if folder_job is None else folder_job
+    except Exception:  # noqa: BLE001 - no job environment
+        return None
+
+
 def hold_alive_lock(folder_job=None) -> None:
     """A task above 0 of a Slurm job of several tasks takes a POSIX lock (fcntl) on its `alive_file`, held until its
     process ends, however it ends: the kernel (and NFS's lock manager) releases it as the process exits, after
@@ -360,8 +368,8 @@ def hold_alive_lock(folder_job=None) -> None:
     tasks, _ = _launcher_ranks()
     if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks < 2 or task_zero():
         return
+    job = _alive_job(folder_job)
     try:
-        job = submitit.JobEnvironment() if folder_job is None else folder_job
         path = alive_file(job, int(os.environ["SLURM_PROCID"]))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except Exception:  # noqa: BLE001 - no job environment, folder not writable: task 0 does not wait
@@ -383,8 +391,7 @@ def release_alive_lock(folder_job=None) -> None:
     if not _alive_fds:
         return
     try:
-        job = submitit.JobEnvironment() if folder_job is None else folder_job
-        os.remove(alive_file(job, int(os.environ["SLURM_PROCID"])))
+        os.remove(alive_file(_alive_job(folder_job), int(os.environ["SLURM_PROCID"])))
     except Exception:  # noqa: BLE001 - gone already, or no job environment: a file of no weight left
         pass
     while _alive_fds:
@@ -405,9 +412,8 @@ def wait_for_other_tasks(folder_job=None, timeout: float | None = None, poll: fl
     tasks, _ = _launcher_ranks()
     if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks < 2 or not task_zero():
         return
-    try:
-        job = submitit.JobEnvironment() if folder_job is None else folder_job
-    except Exception:  # noqa: BLE001 - no job environment
+    job = _alive_job(folder_job)
+    if job is None:
         return
     deadline = time.monotonic() + (OTHER_TASKS_WAIT_S if timeout is None else timeout)
     for procid in range(1, tasks):
